@@ -1,0 +1,159 @@
+"""The translator: walk a zoo model and compose one twin rule per module.
+
+A rule maps one zoo module to a neural-tangents layer, the triple
+`(init_fn, apply_fn, kernel_fn)`, whose `kernel_fn` propagates the NNGP and
+NTK through that module. The translator composes the triples with
+`stax.serial`, so the result is a neural-tangents kernel function.
+
+Rules also carry a `Layout`: how the kernel of the features at that point is
+stored. Plain features use neural-tangents' own layout. Group feature maps
+use layouts that later rule files define (see `twins.planar`), and a
+pointwise nonlinearity asks the current layout to adapt its layer.
+"""
+
+import dataclasses
+from typing import Any, Callable
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from twins._nt import nt, stax
+
+NTLayer = tuple[Callable, Callable, Callable]
+
+
+@dataclasses.dataclass(frozen=True)
+class Layout:
+    """How the twin stores the kernel of the features at one point of a model.
+
+    The base layout is neural-tangents' own: `nngp` has shape
+    `(N1, N2, *spatial pairs)`, pairs interleaved as `(H, H', W, W')`.
+    """
+
+    def pointwise(self, layer: NTLayer) -> NTLayer:
+        """Adapt a neural-tangents elementwise layer to this layout."""
+        return layer
+
+    def describe(self) -> str:
+        return "plain features"
+
+
+PLAIN = Layout()
+
+Rule = Callable[[Any, Layout], tuple[NTLayer, Layout]]
+_RULES: dict[type, Rule] = {}
+
+
+def register_rule(module_type: type) -> Callable[[Rule], Rule]:
+    """Register `rule(module, layout) -> (nt_layer, layout_out)` for `module_type`.
+
+    Example:
+
+    ```python
+    @twins.register_rule(MyLayer)
+    def my_layer_rule(module, layout):
+        return stax.Dense(module.out_features, W_std=module.W_std), layout
+    ```
+    """
+
+    def decorate(rule: Rule) -> Rule:
+        if module_type in _RULES:
+            raise ValueError(f"A twin rule for {module_type.__qualname__} exists already.")
+        _RULES[module_type] = rule
+        return rule
+
+    return decorate
+
+
+def registered_types() -> tuple[type, ...]:
+    """Return every module type that has a twin rule."""
+    return tuple(_RULES)
+
+
+def to_stax(module: Any, layout: Layout = PLAIN) -> tuple[NTLayer, Layout]:
+    """Translate `module` into a neural-tangents layer and the layout it outputs."""
+    rule = _RULES.get(type(module))
+    if rule is None:
+        name = f"{type(module).__module__}.{type(module).__qualname__}"
+        raise TypeError(
+            f"No twin rule for module type {name}. Register one with "
+            f"`@twins.register_rule({type(module).__qualname__})` on a function "
+            "`rule(module, layout) -> ((init_fn, apply_fn, kernel_fn), layout)`."
+        )
+    return rule(module, layout)
+
+
+def unused_apply(*args, **kwargs):
+    """Stand-in `apply_fn` for twin layers: finite networks are the zoo models."""
+    raise NotImplementedError(
+        "A twin computes kernels only; run the finite network with the zoo model."
+    )
+
+
+def unused_init(rng, input_shape):
+    """Stand-in `init_fn` for twin layers: finite networks are the zoo models."""
+    raise NotImplementedError(
+        "A twin computes kernels only; initialise the finite network with the zoo model."
+    )
+
+
+def _check_input(name: str, x: Any) -> None:
+    """Reject NaN or infinite inputs when `x` holds concrete values."""
+    if x is None or isinstance(x, (jax.core.Tracer, nt.Kernel)):
+        return
+    values = np.asarray(x)
+    if values.ndim < 2:
+        raise ValueError(
+            f"`{name}` has shape {values.shape}; a twin takes a batch "
+            "(N, *example_shape) of the inputs the zoo model takes one at a time."
+        )
+    if not np.all(np.isfinite(values)):
+        count = int(np.size(values) - np.count_nonzero(np.isfinite(values)))
+        raise ValueError(
+            f"`{name}` contains {count} NaN or infinite values; clean the data "
+            "before computing kernels."
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class Twin:
+    """The infinite-width twin of a zoo model.
+
+    `kernel_fn(x1, x2=None, get=None, **kwargs)` behaves like a
+    neural-tangents kernel function: `get` is `"nngp"`, `"ntk"`, a tuple of
+    both, or `None` for the whole `nt.Kernel`. Inputs are batches
+    `(N, *example_shape)` with the example shape the zoo model takes.
+    """
+
+    stax_layer: NTLayer
+    layout: Layout
+    model_name: str
+
+    def kernel_fn(self, x1, x2=None, get=None, **kwargs):
+        _check_input("x1", x1)
+        _check_input("x2", x2)
+        return self.stax_layer[2](x1, x2, get, **kwargs)
+
+
+def derive(model: eqx.Module) -> Twin:
+    """Derive the infinite-width twin (exact NNGP and NTK) of a zoo model.
+
+    Raises:
+        TypeError: if a module in `model` has no registered twin rule.
+    """
+    layer, layout = to_stax(model, PLAIN)
+    if layout != PLAIN:
+        raise ValueError(
+            f"The model ends on {layout.describe()}; end it with a pooling layer "
+            "so that its output is an ordinary vector or image."
+        )
+    # `stax.serial` of one layer wraps it with neural-tangents' input handling.
+    layer = stax.serial(layer)
+    return Twin(layer, layout, type(model).__qualname__)
+
+
+def float64(x) -> jnp.ndarray:
+    """Cast an array to float64, the dtype of every kernel solve."""
+    return jnp.asarray(x, dtype=jnp.float64)
