@@ -99,16 +99,53 @@ def unused_init(rng, input_shape):
     )
 
 
-def _check_input(name: str, x: Any) -> None:
-    """Reject NaN or infinite inputs when `x` holds concrete values."""
-    if x is None or isinstance(x, (jax.core.Tracer, nt.Kernel)):
+@dataclasses.dataclass(frozen=True)
+class InputSpec:
+    """The example rank and channel count that a model's first layer takes."""
+
+    rank: int
+    channels: int
+    layer_name: str
+
+    def describe(self) -> str:
+        if self.rank == 1:
+            return f"(N, {self.channels})"
+        return f"(N, {self.channels}, height, width)"
+
+
+def input_spec(module: Any) -> InputSpec | None:
+    """Find the first layer with `in_features` or `in_channels`, depth first."""
+    if isinstance(getattr(module, "in_features", None), int):
+        return InputSpec(1, module.in_features, type(module).__qualname__)
+    if isinstance(getattr(module, "in_channels", None), int):
+        return InputSpec(3, module.in_channels, type(module).__qualname__)
+    if not dataclasses.is_dataclass(module):
+        return None
+    for field in dataclasses.fields(module):
+        value = getattr(module, field.name, None)
+        children = value if isinstance(value, (tuple, list)) else (value,)
+        for child in children:
+            if isinstance(child, eqx.Module):
+                spec = input_spec(child)
+                if spec is not None:
+                    return spec
+    return None
+
+
+def _check_input(name: str, x: Any, spec: InputSpec | None) -> None:
+    """Reject inputs of the wrong shape, and NaN or infinite values when concrete."""
+    if x is None or isinstance(x, nt.Kernel):
+        return
+    shape = tuple(np.shape(x))
+    if spec is not None and (len(shape) != spec.rank + 1 or shape[1] != spec.channels):
+        raise ValueError(
+            f"`{name}` has shape {shape}, but the model's first layer "
+            f"({spec.layer_name}) takes batches of shape {spec.describe()}; "
+            "images are channels first."
+        )
+    if isinstance(x, jax.core.Tracer):
         return
     values = np.asarray(x)
-    if values.ndim < 2:
-        raise ValueError(
-            f"`{name}` has shape {values.shape}; a twin takes a batch "
-            "(N, *example_shape) of the inputs the zoo model takes one at a time."
-        )
     if not np.all(np.isfinite(values)):
         count = int(np.size(values) - np.count_nonzero(np.isfinite(values)))
         raise ValueError(
@@ -130,10 +167,11 @@ class Twin:
     stax_layer: NTLayer
     layout: Layout
     model_name: str
+    inputs: InputSpec | None = None
 
     def kernel_fn(self, x1, x2=None, get=None, **kwargs):
-        _check_input("x1", x1)
-        _check_input("x2", x2)
+        _check_input("x1", x1, self.inputs)
+        _check_input("x2", x2, self.inputs)
         return self.stax_layer[2](x1, x2, get, **kwargs)
 
 
@@ -151,7 +189,7 @@ def derive(model: eqx.Module) -> Twin:
         )
     # `stax.serial` of one layer wraps it with neural-tangents' input handling.
     layer = stax.serial(layer)
-    return Twin(layer, layout, type(model).__qualname__)
+    return Twin(layer, layout, type(model).__qualname__, input_spec(model))
 
 
 def float64(x) -> jnp.ndarray:
