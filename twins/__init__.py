@@ -16,6 +16,7 @@ from twins.core import (
     to_stax,
 )
 from twins import plain as _plain_rules  # noqa: F401  (registers the rules)
+from twins import planar as _planar_rules  # noqa: F401  (registers the rules)
 
 __all__ = [
     "PLAIN",
