@@ -30,6 +30,11 @@ class ConvergenceCase:
     build: ModelBuilder
     example_shape: tuple[int, ...]
     n_inputs: int = 3
+    # Initialisations averaged in the fast default run and in the slow run.
+    # MLP kernels fluctuate more per initialisation than CNN kernels, which
+    # also average over pixels, so MLP cases ask for more samples.
+    fast_samples: int = 16
+    slow_samples: int = 32
 
 
 def inputs_for(case: ConvergenceCase, seed: int = 0) -> tuple[jax.Array, jax.Array]:
