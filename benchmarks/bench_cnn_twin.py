@@ -20,7 +20,7 @@ from twins import stax
 
 
 def hand_built_cnn(widths, out_features, W_std, b_std):
-    """The stax layers that `zoo.cnn(..., padding="CIRCULAR")` corresponds to."""
+    """Build the stax kernel function of `zoo.cnn(..., padding="CIRCULAR")` by hand."""
     conv = dict(
         padding="CIRCULAR",
         W_std=W_std,

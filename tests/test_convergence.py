@@ -2,10 +2,10 @@
 
 The Monte-Carlo mean of the finite empirical NTK and NNGP over random
 initialisations approaches the twin's analytic kernels as the width grows.
-The fast default run checks one moderate width loosely enough to catch a
-wrong rule (the factor-of-2 and fan-in mistakes of earlier implementations
-give errors of 30% and more); the slow run checks 3% at width 512 and that
-the error falls from width 64 to 512.
+The fast default run checks one moderate width, loosely but tightly enough
+to catch a wrong rule: a doubly counted NTK or a mismatched fan-in gives
+errors of 30% and more. The slow run checks 3% at width 512 and that the
+error falls from width 64 to 512.
 """
 
 import jax
