@@ -306,6 +306,13 @@ def _linear_layer(module, blocks: str, lift: bool) -> NTLayer:
             cov1, cov2 = _unreverse(cov1, 1), _unreverse(cov2, 1)
             nngp, ntk = _unreverse(nngp, 2), _unreverse(ntk, 2)
 
+        side = nngp.shape[-1]
+        if module.padding == "VALID" and module.kernel_size > side:
+            raise ValueError(
+                f"{name} with padding 'VALID' needs feature maps of side >= "
+                f"`kernel_size` (={module.kernel_size}), got side {side}."
+            )
+
         nngp = _affine(transform(nngp, 2, module, blocks), module)
         if ntk is not None:
             ntk = nngp + module.W_std**2 * transform(ntk, 2, module, blocks)

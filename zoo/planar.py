@@ -67,12 +67,17 @@ def multiplication_table(group: str) -> np.ndarray:
     """
     order = group_order(group)
     probe = np.arange(9.0).reshape(3, 3)
-    images = [np.asarray(transform_images(probe, group, g)) for g in range(order)]
 
+    def transform(image, element):
+        # Concrete values even when the first call happens inside a jit trace.
+        with jax.ensure_compile_time_eval():
+            return np.asarray(transform_images(image, group, element))
+
+    images = [transform(probe, g) for g in range(order)]
     table = np.zeros((order, order), dtype=int)
     for a in range(order):
         for b in range(order):
-            product = np.asarray(transform_images(images[b], group, a))
+            product = transform(images[b], a)
             matches = [c for c in range(order) if np.array_equal(images[c], product)]
             table[a, b] = matches[0]
     return table
