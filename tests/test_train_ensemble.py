@@ -44,7 +44,7 @@ def _trainer(static, x, y, optimizer="sgd", lr=0.5, batch_size=None):
 
 
 def test_members_have_distinct_parameters():
-    params, static = _ensemble(4)
+    params, _ = _ensemble(4)
     first_layer = params.layers[0].weight
 
     assert first_layer.shape == (4, 32, D)

@@ -37,6 +37,7 @@ def _environment() -> dict:
 def _run(out: Path, cache: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
         _command(out, cache),
+        check=False,
         capture_output=True,
         text=True,
         env=_environment(),
