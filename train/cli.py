@@ -160,8 +160,13 @@ def experiment_configs(args: argparse.Namespace):
     overrides = {}
     for name in OVERRIDES:
         value = getattr(args, name, None)
-        if value is not None:
-            overrides[name] = tuple(value) if name == "widths" else value
+        if value is None:
+            continue
+        if name == "widths":
+            value = tuple(value)
+        if name == "image_size" and value == 0:
+            value = None
+        overrides[name] = value
     base = dataclasses.replace(preset.config, **overrides)
 
     models = list(args.model) if args.model else list(preset.models)
@@ -227,7 +232,7 @@ def command_kernel(args: argparse.Namespace) -> None:
 
     import twins
     from train.data import DataSpec, load_dataset
-    from train.models import build_model, check_model_input
+    from train.models import build_model, check_model_input, model_inputs
     from train.predictor import compute_kernel
 
     spec = DataSpec()
@@ -253,9 +258,10 @@ def command_kernel(args: argparse.Namespace) -> None:
 
     logger.info("Computing the %s of %s on %s", args.get, args.model, spec.name)
     arrays = {"train_labels": dataset.train.labels}
+    x_train = model_inputs(args.model, dataset.train.x)
     arrays["train_train"] = compute_kernel(
         kernel_fn,
-        dataset.train.x,
+        x_train,
         None,
         args.get,
         batch_size,
@@ -265,8 +271,8 @@ def command_kernel(args: argparse.Namespace) -> None:
     for name, split in dataset.tests.items():
         arrays[f"{name}_train"] = compute_kernel(
             kernel_fn,
-            split.x,
-            dataset.train.x,
+            model_inputs(args.model, split.x),
+            x_train,
             args.get,
             batch_size,
             f"{name} x train",

@@ -126,6 +126,12 @@ def run_training(
     check_model_input(config.model, dataset.example_shape)
     for name, split in [("train", dataset.train), *dataset.tests.items()]:
         check_finite(split.x, f"{config.dataset} {name} inputs")
+    height, width = dataset.example_shape[1:]
+    if config.augment and height != width:
+        raise UsageError(
+            f"`augment` rotates images and needs square ones, got {height}x{width}; "
+            "pass a square `--image-size`."
+        )
     prepare_run_folder(run_dir, config, restart)
 
     final_path = run_dir / "final.json"
@@ -316,7 +322,7 @@ def evaluate(config, params, static, dataset, inputs, twin, index, step) -> dict
         row.update(split_metrics(name, outputs, twin[name][index], targets, labels))
         if split is not None:
             members.update(member_values(name, outputs, targets, labels))
-        if name == "test":
+        if name == "test" and x.shape[-1] == x.shape[-2]:
             row["test/invariance_error/finite_mean"] = _invariance(
                 config, params, static, x, outputs
             )

@@ -1,0 +1,132 @@
+"""The twinzoo CLI: one-line errors for bad input, `kernel`, `report`, the table."""
+
+import numpy as np
+import pytest
+
+from train.cli import format_table, main
+
+TINY = ["train", "--preset", "tiny", "--no-progress", "--wandb-mode", "disabled"]
+
+
+def _error_line(capsys) -> str:
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.startswith("twinzoo: error:")]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def _write_npz(path, shape=(28, 28, 3), nan=False):
+    rng = np.random.RandomState(0)
+    train = rng.randint(0, 256, size=(20, *shape)).astype(np.float64)
+    if nan:
+        train[0, 0, 0, 0] = np.nan
+    np.savez(
+        path,
+        train_images=train,
+        train_labels=(np.arange(20) % 2).reshape(-1, 1),
+        test_images=rng.randint(0, 256, size=(10, *shape)).astype(np.float64),
+        test_labels=(np.arange(10) % 2).reshape(-1, 1),
+    )
+
+
+@pytest.mark.parametrize(
+    "extra, named",
+    [
+        (["--dataset", "imagenet"], "'imagenet'"),
+        (["--ensemble-size", "0"], "`ensemble_size` (=0)"),
+        (["--learning-rate", "-0.1"], "`learning_rate` (=-0.1)"),
+        (["--model", "resnet"], "'resnet'"),
+        (["--preset", "huge"], "'huge'"),
+        (["--steps", "0"], "`steps` (=0)"),
+    ],
+)
+def test_bad_option_one_line_error(tmp_path, capsys, extra, named):
+    code = main([*TINY, "--out", str(tmp_path), *extra])
+
+    assert code == 2
+    assert named in _error_line(capsys)
+
+
+def test_missing_data_folder_named(tmp_path, capsys):
+    missing = tmp_path / "no-such-folder"
+    args = ["--dataset", "nct_crc", "--data-path", str(missing), "--out", str(tmp_path)]
+    code = main([*TINY, *args])
+
+    assert code == 2
+    assert str(missing) in _error_line(capsys)
+
+
+def test_nan_in_data_named(tmp_path, capsys):
+    path = tmp_path / "pathmnist.npz"
+    _write_npz(path, nan=True)
+    args = ["--dataset", "pathmnist", "--data-path", str(path), "--n-train", "20"]
+    code = main([*TINY, *args, "--n-test", "4", "--out", str(tmp_path)])
+
+    assert code == 2
+    assert "1 NaN" in _error_line(capsys)
+
+
+def test_wrong_image_shape_named(tmp_path, capsys):
+    path = tmp_path / "wide.npz"
+    _write_npz(path, shape=(28, 20, 3))
+    args = ["--dataset", "pathmnist", "--data-path", str(path), "--image-size", "0"]
+    code = main([*TINY, *args, "--model", "c4_cnn", "--n-test", "4", "--out", str(tmp_path)])
+
+    assert code == 2
+    line = _error_line(capsys)
+    assert "'c4_cnn'" in line
+    assert "28x20" in line
+
+
+def test_kernel_command_writes_npz(tmp_path, capsys):
+    output = tmp_path / "kernel.npz"
+    args = ["kernel", "--model", "mlp", "--widths", "16", "--n-train", "10"]
+    code = main([*args, "--n-test", "6", "--image-size", "7", "--output", str(output)])
+
+    assert code == 0
+    with np.load(output) as kernel:
+        assert kernel["train_train"].shape == (10, 10)
+        assert kernel["test_train"].shape == (6, 10)
+        assert kernel["test_rotated_train"].shape == (6, 10)
+        np.testing.assert_allclose(kernel["train_train"], kernel["train_train"].T, rtol=1e-10)
+        assert np.all(np.linalg.eigvalsh(kernel["train_train"]) > -1e-8)
+
+
+def test_train_then_report(tmp_path, capsys):
+    out = tmp_path / "runs"
+    code = main([*TINY, "--steps", "10", "--log-every", "5", "--checkpoint-every", "5", "--out", str(out)])
+    printed = capsys.readouterr().out
+
+    assert code == 0
+    assert "mlp      upright" in printed
+    assert "mlp      rotated" in printed
+
+    code = main(["report", str(out / "tiny")])
+    assert code == 0
+    assert (out / "tiny" / "mlp" / "plots" / "test.png").exists()
+
+
+def test_report_missing_folder(tmp_path, capsys):
+    code = main(["report", str(tmp_path / "nothing")])
+
+    assert code == 2
+    assert "nothing" in _error_line(capsys)
+
+
+def test_table_lists_models_and_test_sets():
+    results = {
+        "c4_cnn": {
+            "test/accuracy/finite_mean": 0.8,
+            "test/accuracy/twin": 0.85,
+            "test_rotated/accuracy/finite_mean": 0.79,
+            "test_rotated/accuracy/twin": 0.85,
+        },
+        "cnn": {"test/accuracy/finite_mean": 0.7, "test/accuracy/twin": 0.75},
+    }
+    lines = format_table(results).splitlines()
+
+    assert "c4_cnn   upright     0.800    0.850" in lines
+    assert "c4_cnn   rotated     0.790    0.850" in lines
+    assert "cnn      upright     0.700    0.750" in lines
+    assert not any(line.startswith("cnn      rotated") for line in lines)
