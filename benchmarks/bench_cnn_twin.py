@@ -59,7 +59,9 @@ def main() -> None:
     widths, W_std, b_std = (8, 8, 8), 1.5, 0.05
     model = zoo.cnn(3, widths, 10, W_std=W_std, b_std=b_std, key=jax.random.PRNGKey(0))
     twin_kernel = jax.jit(twins.derive(model).kernel_fn, static_argnames="get")
-    stax_kernel = jax.jit(hand_built_cnn(widths, 10, W_std, b_std), static_argnames="get")
+    stax_kernel = jax.jit(
+        hand_built_cnn(widths, 10, W_std, b_std), static_argnames="get"
+    )
 
     key1, key2 = jax.random.split(jax.random.PRNGKey(1))
     x1 = jax.random.normal(key1, (args.n, 3, args.size, args.size), jnp.float64)
@@ -70,7 +72,9 @@ def main() -> None:
     stax_seconds = best_time(lambda: stax_kernel(x1, x2, get=get), args.repeats)
 
     print(f"machine: {platform.processor() or platform.machine()}, {jax.devices()[0]}")
-    print(f"inputs: 2 x {args.n} images of 3x{args.size}x{args.size}, CNN widths {widths}")
+    print(
+        f"inputs: 2 x {args.n} images of 3x{args.size}x{args.size}, CNN widths {widths}"
+    )
     print(f"twin of zoo.cnn      : {twin_seconds * 1e3:9.2f} ms")
     print(f"hand-built stax CNN  : {stax_seconds * 1e3:9.2f} ms")
     print(f"ratio twin / stax    : {twin_seconds / stax_seconds:9.3f}")

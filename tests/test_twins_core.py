@@ -25,7 +25,9 @@ def _images(n, seed=0):
 
 
 def test_unregistered_module_raises_type_error():
-    model = zoo.Sequential([zoo.Dense(3, 4, key=jax.random.PRNGKey(0)), _Unregistered()])
+    model = zoo.Sequential(
+        [zoo.Dense(3, 4, key=jax.random.PRNGKey(0)), _Unregistered()]
+    )
     with pytest.raises(TypeError, match="_Unregistered") as error:
         twins.derive(model)
     assert "register_rule" in str(error.value)
@@ -47,7 +49,15 @@ def test_every_zoo_layer_has_rule():
 
 
 def test_mlp_twin_matches_hand_built_stax():
-    model = zoo.mlp(5, [16, 16], 3, activation=zoo.Erf, W_std=1.3, b_std=0.2, key=jax.random.PRNGKey(1))
+    model = zoo.mlp(
+        5,
+        [16, 16],
+        3,
+        activation=zoo.Erf,
+        W_std=1.3,
+        b_std=0.2,
+        key=jax.random.PRNGKey(1),
+    )
     reference = stax.serial(
         stax.Dense(16, W_std=1.3, b_std=0.2),
         stax.Erf(),
@@ -65,8 +75,12 @@ def test_mlp_twin_matches_hand_built_stax():
 
 
 def test_cnn_twin_matches_hand_built_stax():
-    model = zoo.cnn(3, [8, 8], 2, padding="SAME", W_std=1.4, b_std=0.1, key=jax.random.PRNGKey(1))
-    conv = dict(padding="SAME", W_std=1.4, b_std=0.1, dimension_numbers=("NCHW", "OIHW", "NCHW"))
+    model = zoo.cnn(
+        3, [8, 8], 2, padding="SAME", W_std=1.4, b_std=0.1, key=jax.random.PRNGKey(1)
+    )
+    conv = dict(
+        padding="SAME", W_std=1.4, b_std=0.1, dimension_numbers=("NCHW", "OIHW", "NCHW")
+    )
     reference = stax.serial(
         stax.Conv(8, (3, 3), **conv),
         stax.Relu(),

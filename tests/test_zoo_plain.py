@@ -79,7 +79,9 @@ def test_wrong_input_shapes_raise(layer, x, message):
 def test_residual_and_parallel_shapes():
     keys = jax.random.split(KEY, 3)
     residual = zoo.Residual(zoo.Dense(3, 3, key=keys[0]))
-    concat = zoo.Parallel([zoo.Dense(3, 2, key=keys[1]), zoo.Dense(3, 4, key=keys[2])], "concat")
+    concat = zoo.Parallel(
+        [zoo.Dense(3, 2, key=keys[1]), zoo.Dense(3, 4, key=keys[2])], "concat"
+    )
     x = jnp.ones(3)
     np.testing.assert_allclose(residual(x), residual.branch(x) + x, rtol=1e-6)
     assert concat(x).shape == (6,)

@@ -60,7 +60,9 @@ def register_rule(module_type: type) -> Callable[[Rule], Rule]:
 
     def decorate(rule: Rule) -> Rule:
         if module_type in _RULES:
-            raise ValueError(f"A twin rule for {module_type.__qualname__} exists already.")
+            raise ValueError(
+                f"A twin rule for {module_type.__qualname__} exists already."
+            )
         _RULES[module_type] = rule
         return rule
 

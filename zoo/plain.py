@@ -104,7 +104,10 @@ class Dense(eqx.Module):
         - `dtype`: parameter dtype.
         - `key`: PRNG key for the N(0, 1) initialisation.
         """
-        for name, size in (("in_features", in_features), ("out_features", out_features)):
+        for name, size in (
+            ("in_features", in_features),
+            ("out_features", out_features),
+        ):
             if not (isinstance(size, int) and size > 0):
                 raise ValueError(f"`{name}` (={size!r}) must be a positive integer.")
         check_std("W_std", W_std, allow_none=False)
@@ -194,7 +197,9 @@ class Conv2d(eqx.Module):
         self.W_std = W_std
         self.b_std = b_std
 
-    def __call__(self, x: Float[Array, "c h w"], *, key=None) -> Float[Array, "o h2 w2"]:
+    def __call__(
+        self, x: Float[Array, "c h w"], *, key=None
+    ) -> Float[Array, "o h2 w2"]:
         check_rank("Conv2d", x, 3, "(channels, height, width)")
         if x.shape[0] != self.in_channels:
             raise ValueError(
