@@ -21,12 +21,12 @@ from twins import stax
 
 def hand_built_cnn(widths, out_features, W_std, b_std):
     """Build the stax kernel function of `zoo.cnn(..., padding="CIRCULAR")` by hand."""
-    conv = dict(
-        padding="CIRCULAR",
-        W_std=W_std,
-        b_std=b_std,
-        dimension_numbers=("NCHW", "OIHW", "NCHW"),
-    )
+    conv = {
+        "padding": "CIRCULAR",
+        "W_std": W_std,
+        "b_std": b_std,
+        "dimension_numbers": ("NCHW", "OIHW", "NCHW"),
+    }
     layers = [stax.Conv(widths[0], (3, 3), **conv)]
     for width in widths[1:]:
         layers += [stax.Relu(), stax.Conv(width, (3, 3), **conv)]

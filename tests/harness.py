@@ -9,7 +9,7 @@ twin rule" in the design notes: the error must fall roughly like
 """
 
 import dataclasses
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import equinox as eqx
 import jax

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 import zoo
-from twins import nt
 from train.loss import mse_loss
+from twins import nt
 
 N_TRAIN, N_TEST, N_OUT = 12, 5, 3
 

@@ -78,9 +78,12 @@ def test_cnn_twin_matches_hand_built_stax():
     model = zoo.cnn(
         3, [8, 8], 2, padding="SAME", W_std=1.4, b_std=0.1, key=jax.random.PRNGKey(1)
     )
-    conv = dict(
-        padding="SAME", W_std=1.4, b_std=0.1, dimension_numbers=("NCHW", "OIHW", "NCHW")
-    )
+    conv = {
+        "padding": "SAME",
+        "W_std": 1.4,
+        "b_std": 0.1,
+        "dimension_numbers": ("NCHW", "OIHW", "NCHW"),
+    }
     reference = stax.serial(
         stax.Conv(8, (3, 3), **conv),
         stax.Relu(),

@@ -19,7 +19,7 @@ if importlib.util.find_spec("tensorflow") is None:
         "neural_tangents.experimental", types.ModuleType("neural_tangents.experimental")
     )
 
-import neural_tangents as nt  # noqa: E402
-from neural_tangents import stax  # noqa: E402
+import neural_tangents as nt
+from neural_tangents import stax
 
 __all__ = ["nt", "stax"]

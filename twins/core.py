@@ -12,7 +12,8 @@ pointwise nonlinearity asks the current layout to adapt its layer.
 """
 
 import dataclasses
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import equinox as eqx
 import jax

@@ -1,6 +1,7 @@
 """Containers that compose zoo layers: stacks, residual sums, parallel branches."""
 
-from typing import Literal, Sequence
+from collections.abc import Sequence
+from typing import Literal
 
 import equinox as eqx
 import jax.numpy as jnp
