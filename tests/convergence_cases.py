@@ -103,4 +103,6 @@ PLAIN_CASES = [
     ConvergenceCase("cnn_parallel_sum", _cnn_parallel_sum, (3, 6, 6)),
 ]
 
-CASES = [*PLAIN_CASES]
+from tests.convergence_cases_planar import PLANAR_CASES
+
+CASES = [*PLAIN_CASES, *PLANAR_CASES]
