@@ -22,7 +22,7 @@ DEFAULT_CACHE = ".cache/twinzoo"
 
 # Options of `train` that override fields of the preset's TrainConfig.
 OVERRIDES = (
-    "widths", "ensemble_size", "steps", "learning_rate", "optimizer", "momentum",
+    "widths", "activation", "ensemble_size", "steps", "learning_rate", "optimizer", "momentum",
     "batch_size", "augment", "group", "seed", "dataset", "data_path", "n_train",
     "n_test", "image_size", "n_off_manifold", "log_every", "checkpoint_every",
     "kernel_batch_size", "diag_reg", "wandb_mode", "wandb_project",
@@ -105,6 +105,7 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--widths", type=int, nargs="+", help="hidden widths (channels)"
     )
+    parser.add_argument("--activation", help="relu, erf or gelu")
     parser.add_argument("--dataset", help="mnist5k (offline), mnist, fashion_mnist, cifar10, nct_crc, pathmnist")  # fmt: skip
     parser.add_argument("--data-path", help="data folder or file (tfds data dir, NCT-CRC folder, PathMNIST .npz)")  # fmt: skip
     parser.add_argument("--n-train", type=int, help="number of training points")
@@ -251,8 +252,14 @@ def command_kernel(args: argparse.Namespace) -> None:
     dataset = load_dataset(spec, Path(args.cache_dir))
     check_model_input(args.model, dataset.example_shape)
     widths = tuple(args.widths or (64, 64))
-    model = build_model(args.model, dataset.example_shape, widths, dataset.num_classes,
-                        key=jax.random.PRNGKey(0))  # fmt: skip
+    model = build_model(
+        args.model,
+        dataset.example_shape,
+        widths,
+        dataset.num_classes,
+        activation=args.activation or "relu",
+        key=jax.random.PRNGKey(0),
+    )
     kernel_fn = twins.derive(model).kernel_fn
     progress = not args.no_progress
 

@@ -6,7 +6,7 @@ import math
 from train.data import DATASETS, DataSpec
 from train.ensemble import OPTIMIZERS
 from train.errors import UsageError
-from train.models import MODELS
+from train.models import ACTIVATIONS, MODELS
 
 WANDB_MODES = ("offline", "online", "disabled")
 GROUPS = ("C4", "D4")
@@ -24,6 +24,7 @@ class TrainConfig:
 
     model: str = "cnn"
     widths: tuple[int, ...] = (64, 64)
+    activation: str = "relu"
     ensemble_size: int = 8
     steps: int = 1000
     learning_rate: float = 1.0
@@ -86,6 +87,11 @@ def validate(config: TrainConfig) -> None:
     if config.model not in MODELS:
         raise UsageError(
             f"Unknown model {config.model!r}; choose one of {', '.join(MODELS)}."
+        )
+    if config.activation not in ACTIVATIONS:
+        raise UsageError(
+            f"Unknown activation {config.activation!r}; choose one of "
+            f"{', '.join(ACTIVATIONS)}."
         )
     if config.dataset not in DATASETS:
         raise UsageError(

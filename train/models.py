@@ -13,6 +13,13 @@ from train.errors import UsageError
 # Data are channels-first images; the MLP takes them flattened (`model_inputs`).
 MODELS = ("mlp", "cnn", "c4_cnn", "d4_cnn")
 
+# Pointwise nonlinearities by name; each has an exact twin rule.
+ACTIVATIONS: dict[str, Callable[[], eqx.Module]] = {
+    "relu": zoo.Relu,
+    "erf": zoo.Erf,
+    "gelu": zoo.Gelu,
+}
+
 # The group under which a model is invariant by construction, if any.
 MODEL_GROUPS = {"c4_cnn": "C4", "d4_cnn": "D4"}
 
@@ -50,6 +57,7 @@ def build_model(
     widths: Sequence[int],
     out_features: int,
     *,
+    activation: str = "relu",
     W_std: float = 1.5,
     b_std: float | None = 0.05,
     dtype=jnp.float32,
@@ -57,8 +65,18 @@ def build_model(
 ) -> eqx.Module:
     """Build zoo model `name` for examples of `example_shape`."""
     check_model_input(name, example_shape)
+    if activation not in ACTIVATIONS:
+        raise UsageError(
+            f"Unknown activation {activation!r}; choose one of {', '.join(ACTIVATIONS)}."
+        )
     in_channels = int(example_shape[0])
-    options = {"W_std": W_std, "b_std": b_std, "dtype": dtype, "key": key}
+    options = {
+        "activation": ACTIVATIONS[activation],
+        "W_std": W_std,
+        "b_std": b_std,
+        "dtype": dtype,
+        "key": key,
+    }
 
     if name == "mlp":
         in_features = int(np.prod(example_shape))

@@ -25,15 +25,16 @@ class Preset:
 # cost about the same per step.
 _MAIN = TrainConfig(
     widths=(32, 32),
+    activation="erf",
     ensemble_size=4,
-    steps=300,
-    learning_rate=4.0,
+    steps=250,
+    learning_rate=40.0,
     n_train=128,
     n_test=128,
     image_size=7,
     n_off_manifold=32,
     log_every=25,
-    checkpoint_every=100,
+    checkpoint_every=50,
 )
 
 PRESETS = {
