@@ -71,7 +71,9 @@ def test_wrong_image_shape_named(tmp_path, capsys):
     path = tmp_path / "wide.npz"
     _write_npz(path, shape=(28, 20, 3))
     args = ["--dataset", "pathmnist", "--data-path", str(path), "--image-size", "0"]
-    code = main([*TINY, *args, "--model", "c4_cnn", "--n-test", "4", "--out", str(tmp_path)])
+    code = main(
+        [*TINY, *args, "--model", "c4_cnn", "--n-test", "4", "--out", str(tmp_path)]
+    )
 
     assert code == 2
     line = _error_line(capsys)
@@ -89,13 +91,27 @@ def test_kernel_command_writes_npz(tmp_path, capsys):
         assert kernel["train_train"].shape == (10, 10)
         assert kernel["test_train"].shape == (6, 10)
         assert kernel["test_rotated_train"].shape == (6, 10)
-        np.testing.assert_allclose(kernel["train_train"], kernel["train_train"].T, rtol=1e-10)
+        np.testing.assert_allclose(
+            kernel["train_train"], kernel["train_train"].T, rtol=1e-10
+        )
         assert np.all(np.linalg.eigvalsh(kernel["train_train"]) > -1e-8)
 
 
 def test_train_then_report(tmp_path, capsys):
     out = tmp_path / "runs"
-    code = main([*TINY, "--steps", "10", "--log-every", "5", "--checkpoint-every", "5", "--out", str(out)])
+    code = main(
+        [
+            *TINY,
+            "--steps",
+            "10",
+            "--log-every",
+            "5",
+            "--checkpoint-every",
+            "5",
+            "--out",
+            str(out),
+        ]
+    )
     printed = capsys.readouterr().out
 
     assert code == 0
@@ -130,3 +146,23 @@ def test_table_lists_models_and_test_sets():
     assert "c4_cnn   rotated     0.790    0.850" in lines
     assert "cnn      upright     0.700    0.750" in lines
     assert not any(line.startswith("cnn      rotated") for line in lines)
+
+
+def test_default_train_is_main_preset():
+    from train.cli import build_parser, experiment_configs
+
+    experiment, configs = experiment_configs(build_parser().parse_args(["train"]))
+
+    assert experiment == "main"
+    assert [c.model for c in configs] == ["c4_cnn", "cnn"]
+    assert configs[0].widths == tuple(w // 4 for w in configs[1].widths)
+    assert all(c.dataset == "mnist5k" and c.wandb_mode == "offline" for c in configs)
+
+
+def test_explicit_widths_not_scaled():
+    from train.cli import build_parser, experiment_configs
+
+    args = build_parser().parse_args(["train", "--model", "c4_cnn", "--widths", "16"])
+    _, configs = experiment_configs(args)
+
+    assert configs[0].widths == (16,)

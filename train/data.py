@@ -4,7 +4,7 @@ Every loader returns a `Dataset` of float32 images `(N, C, H, W)` scaled to
 [0, 1], down-scaled by area averaging, then standardised with the training
 set's per-channel mean and standard deviation. Targets are one-hot vectors
 for regression onto the classes. The split depends only on `split_seed`, so
-every model and training seed sees the same points.
+every model and training seed gets the same points.
 
 Sources:
 
@@ -70,7 +70,7 @@ class Dataset:
 
 @dataclasses.dataclass(frozen=True)
 class DataSpec:
-    """What to load: the source, the sizes and the preparation."""
+    """The source, sizes and preparation of a data set to load."""
 
     name: str = "mnist5k"
     n_train: int = 256

@@ -56,8 +56,8 @@ def orbit_augment(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Return every training point under every group element, element-major.
 
-    The result has `|G| N` points; a mean loss over it weights each original
-    point's orbit as much as the point alone weighs in the plain loss.
+    The result has `|G| N` points. A mean loss over them gives each orbit the
+    weight that its original point has in the plain mean loss.
     """
     from zoo.planar import group_order, transform_images
 

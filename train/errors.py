@@ -6,4 +6,4 @@ class UsageError(ValueError):
 
 
 class DataUnavailableError(UsageError):
-    """A data set that is not on disk; the message says how to get it."""
+    """A data set that is not on disk; the message states how to get it."""

@@ -126,7 +126,7 @@ class KernelStore:
         name2 = name1 if x2 is None else self.name_of(x2)
         if isinstance(get, str):
             return self.block(name1, name2, get)
-        # A tuple `get` asks for an object with one attribute per kernel.
+        # A tuple `get` expects an object with one attribute per kernel.
         kernels = collections.namedtuple("Kernels", get)
         return kernels(*(self.block(name1, name2, g) for g in get))
 

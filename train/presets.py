@@ -1,8 +1,9 @@
 """Named experiments: a list of models that share one training config.
 
-`main` is what `twinzoo train` runs without arguments: a C4 group CNN and a
-plain CNN ensemble with their twins on 8 x 8 real MNIST digits, sized so
-that both models and both twins finish in minutes on a 2-core CPU.
+`main` is the experiment that `twinzoo train` runs without arguments. It
+trains a C4 group CNN and a plain CNN ensemble with their twins on 7 x 7 real
+MNIST digits. Its sizes keep both models and both twins within minutes on a
+2-core CPU.
 """
 
 import dataclasses

@@ -62,7 +62,7 @@ def _item_key(item) -> str:
 def read_run(path: Path) -> dict:
     """Return `{"run": ..., "config": {...}, "history": [...]}` of one run file.
 
-    `history` holds one dict per `wandb.log` call, with `_step` among the keys.
+    `history` contains one dict per `wandb.log` call, with `_step` among the keys.
     """
     run_info: dict = {}
     config: dict = {}
