@@ -320,6 +320,23 @@ def test_relative_blocks_same_input():
     np.testing.assert_allclose(alone.ntk, paired.ntk, rtol=1e-12)
 
 
+@pytest.mark.parametrize("group", GROUPS)
+def test_lifting_after_plain_conv(group):
+    # A plain conv twin hands over neural-tangents' reversed spatial layout
+    # (W, W', H, H'). A 1x1 conv with W_std = 1 and no bias leaves the kernel
+    # unchanged, so the lifting twin must give the same kernel either way.
+    key = jax.random.PRNGKey(30)
+    pointwise = zoo.Conv2d(3, 3, 1, key=key)
+    lifting = zoo.LiftingConv2d(3, 4, 3, group=group, b_std=0.2, key=key)
+    x1 = _normal(31, (2, 3, 5, 5), jnp.float64)
+    x2 = _normal(32, (3, 3, 5, 5), jnp.float64)
+    direct, _ = twins.to_stax(zoo.Sequential([lifting]))
+    after_conv, _ = twins.to_stax(zoo.Sequential([pointwise, lifting]))
+    expected = stax.serial(direct)[2](x1, x2, "nngp")
+    kernel = stax.serial(after_conv)[2](x1, x2, "nngp")
+    np.testing.assert_allclose(kernel, expected, rtol=1e-12, atol=1e-14)
+
+
 def _single_output_ntk(layer, inputs1, inputs2):
     """Empirical NTK of output channel 0 between all output positions.
 

@@ -44,9 +44,7 @@ from twins.core import (
 from zoo import planar
 from zoo.plain import same_pads
 
-BLOCKS = ("relative", "full")
-
-# Which layout a lifting layer emits while a model is being translated.
+# Block layout, "relative" or "full", that lifting layers emit during translation.
 _BLOCKS_IN_USE = contextvars.ContextVar("twins_planar_blocks", default="relative")
 
 _GROUP_REQUIREMENTS = {
@@ -68,7 +66,7 @@ class GroupLayout(Layout):
 
         `K'_{g,g'}(t, t') = F(K_{g,g'}(t, t'); K_{g,g}(t, t), K_{g',g'}(t', t'))`.
         In the relative layout both variances come from the identity block
-        `B_e`, so the NT layer sees the blocks folded into its batch axis.
+        `B_e`, so the NT layer receives the blocks folded into its batch axis.
         """
         return _pointwise_layer(layer, self)
 
@@ -280,11 +278,6 @@ def _unreverse(x, batch_ndim):
         batch_ndim + 1,
     )
     return x.transpose(order)
-
-
-def _group_shape(shape, module):
-    order = planar.group_order(module.group)
-    return (shape[0], module.out_channels, order, *shape[-2:])
 
 
 def _linear_layer(module, blocks: str, lift: bool) -> NTLayer:

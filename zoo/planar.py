@@ -411,8 +411,8 @@ def group_cnn(
     """Build a group CNN on `group`, invariant to its rotations (and reflections).
 
     Layers: LiftingConv2d, then [activation, GroupConv2d] per further width,
-    activation, GroupPool over group and space, Dense; `widths` are the
-    output channels of the lifting and group convs, as in `zoo.cnn`.
+    activation, GroupPool over group and space, Dense. As in `zoo.cnn`,
+    `widths` are the output channels of the lifting and group convs.
     """
     widths = tuple(widths)
     if not widths or not all(isinstance(w, int) and w > 0 for w in widths):
