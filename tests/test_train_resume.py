@@ -10,7 +10,7 @@ from pathlib import Path
 
 from train.wandb_files import find_run_files, read_run
 
-STEPS = 600
+STEPS = 200
 ARGS = [
     "train", "--preset", "tiny", "--steps", str(STEPS), "--log-every", "10",
     "--checkpoint-every", "20", "--no-progress", "--wandb-mode", "offline",
