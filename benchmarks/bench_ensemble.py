@@ -6,6 +6,12 @@ one after another. Compilation is excluded by a warm-up segment. Prints
 member-steps per second for each model.
 
 Usage: uv run python benchmarks/bench_ensemble.py [--members 16] [--steps 20]
+
+One measurement (2-core x86 CPU shared with other jobs, jax 0.5.3, 20 steps,
+member-steps per second, vmap / sequential): mlp [256] 6129 / 2854 (2.15x),
+cnn [32, 32] 12.0 / 14.4 (0.83x), c4_cnn [8, 8] 6.4 / 9.1 (0.70x). On this
+CPU, XLA runs a vmapped convolution as one grouped convolution, which is
+slower than separate ones, so only the MLP gains from `filter_vmap`.
 """
 
 import argparse
