@@ -10,8 +10,9 @@ Usage: uv run python benchmarks/bench_ensemble.py [--members 16] [--steps 20]
 One measurement (2-core x86 CPU shared with other jobs, jax 0.5.3, 20 steps,
 member-steps per second, vmap / sequential): mlp [256] 6129 / 2854 (2.15x),
 cnn [32, 32] 12.0 / 14.4 (0.83x), c4_cnn [8, 8] 6.4 / 9.1 (0.70x). On this
-CPU, XLA runs a vmapped convolution as one grouped convolution, which is
-slower than separate ones, so only the MLP gains from `filter_vmap`.
+CPU, JAX's batching rule turns the members' convolutions into one grouped
+convolution, which ran slower here than separate ones, so only the MLP
+gained from `filter_vmap`.
 """
 
 import argparse
