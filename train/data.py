@@ -204,14 +204,14 @@ def make_split(x: np.ndarray, labels: np.ndarray, num_classes: int) -> Split:
     return Split(x, labels, y)
 
 
-def check_finite(values: np.ndarray, what: str) -> None:
+def check_finite(values: np.ndarray, description: str) -> None:
     """Raise a UsageError that counts the NaN or infinite entries of `values`."""
     values = np.asarray(values)
     if np.issubdtype(values.dtype, np.floating):
         bad = int(np.size(values) - np.count_nonzero(np.isfinite(values)))
         if bad:
             raise UsageError(
-                f"The {what} contain {bad} NaN or infinite values; clean the data "
+                f"The {description} contain {bad} NaN or infinite values; clean the data "
                 "or pass a different file."
             )
 
