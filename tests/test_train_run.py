@@ -127,3 +127,18 @@ def test_augmented_run_trains_on_orbit(tmp_path):
     with np.load(tmp_path / "aug" / "kernels.npz") as kernels:
         assert kernels["ntk:train:train"].shape == (4 * TINY.n_train, 4 * TINY.n_train)
     assert np.isfinite(final["test/accuracy/twin"])
+
+
+def test_rows_before_first_checkpoint_redone(tmp_path):
+    config = dataclasses.replace(TINY, steps=10, log_every=5, checkpoint_every=10)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    # A run killed after logging step 0 but before its first checkpoint.
+    (run_dir / "metrics.jsonl").write_text(json.dumps({"step": 0}) + "\n")
+    run_training(config, run_dir, "tiny", progress=False)
+
+    rows = [
+        json.loads(line)
+        for line in (run_dir / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert [row["step"] for row in rows] == [0, 5, 10]

@@ -186,8 +186,9 @@ def run_training(
     if checkpoint is not None:
         start, state, _ = checkpoint
         history = read_history(run_dir / "metrics.jsonl", last_step=start)
-        _rewrite_history(run_dir / "metrics.jsonl", history)
         logger.info("Resuming %s from the checkpoint at step %d", run_dir, start)
+    # Rows logged after the checkpoint (or before the first one) are redone.
+    _rewrite_history(run_dir / "metrics.jsonl", history)
 
     wandb_logger = WandbLogger(
         config.wandb_mode,
