@@ -91,6 +91,14 @@ class WandbLogger:
         )
 
     def finish(self) -> None:
-        if self.run is not None:
-            self.run.finish()
-            self.run = None
+        """Finish the run and wait until its run file is complete on disk."""
+        if self.run is None:
+            return
+        from train.wandb_files import wait_for_exit_record
+
+        run_file = Path(self.run.dir).parent / f"run-{self.run.id}.wandb"
+        offline = self.run.settings.mode == "offline"
+        self.run.finish()
+        self.run = None
+        if offline and not wait_for_exit_record(run_file):
+            logger.warning("W&B run file %s is still incomplete after 60 s", run_file)

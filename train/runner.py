@@ -155,31 +155,7 @@ def run_training(
     steps = logged_steps(config)
     twin = compute_twin(config, dataset, inputs, x_fit, y_fit, steps, run_dir, progress)
 
-    def build(key):
-        return build_model(
-            config.model,
-            dataset.example_shape,
-            config.widths,
-            dataset.num_classes,
-            activation=config.activation,
-            W_std=config.W_std,
-            b_std=config.b_std,
-            key=key,
-        )
-
-    init_key, batch_key = jax.random.split(jax.random.PRNGKey(config.seed))
-    params, static = eqx.partition(
-        init_ensemble(build, config.ensemble_size, init_key), eqx.is_inexact_array
-    )
-    trainer = Trainer(
-        static,
-        make_optimizer(config.optimizer, config.learning_rate, config.momentum),
-        jnp.asarray(model_inputs(config.model, x_fit)),
-        jnp.asarray(y_fit),
-        config.batch_size,
-        batch_key,
-    )
-    state = (params, trainer.init_state(params))
+    trainer, state = build_trainer(config, dataset, x_fit, y_fit)
 
     start, history = 0, []
     checkpoint = load_checkpoint(run_dir / "checkpoints", state)
@@ -210,6 +186,39 @@ def run_training(
     finally:
         wandb_logger.finish()
     return final
+
+
+def build_trainer(
+    config: TrainConfig, dataset: Dataset, x_fit: np.ndarray, y_fit: np.ndarray
+) -> tuple[Trainer, tuple]:
+    """Initialise the ensemble and its optimiser; return the trainer and the state."""
+
+    def build(key):
+        return build_model(
+            config.model,
+            dataset.example_shape,
+            config.widths,
+            dataset.num_classes,
+            activation=config.activation,
+            W_std=config.W_std,
+            b_std=config.b_std,
+            key=key,
+        )
+
+    init_key, batch_key = jax.random.split(jax.random.PRNGKey(config.seed))
+    params, static = eqx.partition(
+        init_ensemble(build, config.ensemble_size, init_key), eqx.is_inexact_array
+    )
+    trainer = Trainer(
+        static,
+        make_optimizer(config.optimizer, config.learning_rate, config.momentum),
+        jnp.asarray(model_inputs(config.model, x_fit)),
+        jnp.asarray(y_fit),
+        config.batch_size,
+        batch_key,
+    )
+    state = (params, trainer.init_state(params))
+    return trainer, state
 
 
 def compute_twin(

@@ -9,6 +9,7 @@ type 1 full / 2 first / 3 middle / 4 last). Each reassembled record is a
 
 import json
 import struct
+import time
 from pathlib import Path
 
 BLOCK_SIZE = 32768
@@ -91,3 +92,26 @@ def read_run(path: Path) -> dict:
 def find_run_files(folder: Path) -> list[Path]:
     """Return every `.wandb` run file under `folder`, oldest first."""
     return sorted(Path(folder).glob("**/run-*.wandb"), key=lambda p: p.stat().st_mtime)
+
+
+def has_exit_record(path: Path) -> bool:
+    """Return whether the run file at `path` ends its run with an `exit` record."""
+    if not Path(path).exists():
+        return False
+    return any(r.WhichOneof("record_type") == "exit" for r in iter_records(path))
+
+
+def wait_for_exit_record(path: Path, timeout: float = 60.0) -> bool:
+    """Poll until the run file contains its `exit` record; return False on timeout.
+
+    wandb 0.31.0's `run.finish()` in offline mode can return before its
+    background process has written the last records, which was seen on a
+    loaded 2-core machine.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        if has_exit_record(path):
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
