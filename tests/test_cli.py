@@ -166,3 +166,19 @@ def test_explicit_widths_not_scaled():
     _, configs = experiment_configs(args)
 
     assert configs[0].widths == (16,)
+
+
+@pytest.mark.slow
+def test_main_job_prints_table(tmp_path):
+    """The default `twinzoo train` (minutes on 2 cores): both models, both test sets."""
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "train.cli", "train", "--no-progress"]
+    command += ["--out", str(tmp_path / "runs"), "--cache-dir", str(tmp_path / "cache")]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+
+    assert result.returncode == 0, result.stderr
+    for model in ("c4_cnn", "cnn"):
+        for test_set in ("upright", "rotated"):
+            assert f"{model:<8} {test_set:<8}" in result.stdout
