@@ -157,3 +157,16 @@ def test_x2_none_equals_x1_x1():
     np.testing.assert_allclose(
         twin.kernel_fn(x, None, "ntk"), twin.kernel_fn(x, x, "ntk"), rtol=1e-12
     )
+
+
+def test_leading_flatten_accepts_image_batches():
+    keys = jax.random.split(jax.random.PRNGKey(0), 2)
+    model = zoo.Sequential([zoo.Flatten(), zoo.mlp(3 * 5 * 5, [8], 2, key=keys[0])])
+    kernel = twins.derive(model).kernel_fn(_images(2), None, "ntk")
+    assert kernel.shape == (2, 2)
+
+
+def test_leading_activation_still_checks_shape():
+    model = zoo.Sequential([zoo.Relu(), zoo.Dense(4, 2, key=jax.random.PRNGKey(0))])
+    with pytest.raises(ValueError, match="takes batches of shape"):
+        twins.derive(model).kernel_fn(jnp.ones((2, 5)), None, "ntk")

@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from twins._nt import nt, stax
+from zoo import plain
 
 NTLayer = tuple[Callable, Callable, Callable]
 
@@ -116,23 +117,53 @@ class InputSpec:
         return f"(N, {self.channels}, height, width)"
 
 
+# Leaf layers that keep an example's shape, so the input check looks past them.
+_SHAPE_PRESERVING = (
+    plain.Relu,
+    plain.ABRelu,
+    plain.LeakyRelu,
+    plain.Erf,
+    plain.Gelu,
+    plain.Identity,
+)
+_UNKNOWN = object()
+
+
 def input_spec(module: Any) -> InputSpec | None:
-    """Find the first layer with `in_features` or `in_channels`, depth first."""
+    """Find the input shape of the first layer with `in_features` or `in_channels`.
+
+    Returns `None` when a layer that changes the shape, such as `Flatten`,
+    comes first: the model's input shape is then not known in advance.
+    """
+    spec = _first_input_spec(module)
+    return None if spec is _UNKNOWN else spec
+
+
+def _first_input_spec(module: Any):
     if isinstance(getattr(module, "in_features", None), int):
         return InputSpec(1, module.in_features, type(module).__qualname__)
     if isinstance(getattr(module, "in_channels", None), int):
         return InputSpec(3, module.in_channels, type(module).__qualname__)
+
+    children = _child_modules(module)
+    if not children:
+        return None if isinstance(module, _SHAPE_PRESERVING) else _UNKNOWN
+    for child in children:
+        spec = _first_input_spec(child)
+        if spec is not None:
+            return spec
+    return None
+
+
+def _child_modules(module: Any) -> list:
     if not dataclasses.is_dataclass(module):
-        return None
+        return []
+    children = []
     for field in dataclasses.fields(module):
         value = getattr(module, field.name, None)
-        children = value if isinstance(value, (tuple, list)) else (value,)
-        for child in children:
-            if isinstance(child, eqx.Module):
-                spec = input_spec(child)
-                if spec is not None:
-                    return spec
-    return None
+        values = value if isinstance(value, (tuple, list)) else (value,)
+        children.extend(child for child in values if isinstance(child, eqx.Module))
+    return children
 
 
 def _check_input(name: str, x: Any, spec: InputSpec | None) -> None:
