@@ -282,8 +282,9 @@ def _group_kernel_fns(module):
     return stax.serial(relative)[2], stax.serial(full)[2]
 
 
-@pytest.mark.parametrize("group", GROUPS)
-@pytest.mark.parametrize("padding", ["SAME", "CIRCULAR", "VALID"])
+@pytest.mark.parametrize(
+    "group,padding", [("C4", "VALID"), ("C4", "CIRCULAR"), ("D4", "SAME")]
+)
 def test_relative_blocks_expand_to_full(group, padding):
     # The full layout applies the formulas to all |G|^2 blocks, with the
     # support sum over K_{gh,g'h}; the relative layout must expand to it.
@@ -318,6 +319,23 @@ def test_relative_blocks_same_input():
     paired = kernel_fn(x1, x1, ("nngp", "ntk"))
     np.testing.assert_allclose(alone.nngp, paired.nngp, rtol=1e-12)
     np.testing.assert_allclose(alone.ntk, paired.ntk, rtol=1e-12)
+
+
+def test_twin_works_with_nt_batch():
+    model = zoo.d4_cnn(3, [4], 2, key=jax.random.PRNGKey(33))
+    kernel_fn = twins.derive(model).kernel_fn
+    x1 = _normal(33, (2, 3, 5, 5), jnp.float64)
+    x2 = _normal(34, (4, 3, 5, 5), jnp.float64)
+    batched = nt.batch(kernel_fn, batch_size=2, device_count=0)
+    whole = kernel_fn(x1, x2, ("nngp", "ntk"))
+    parts = batched(x1, x2, ("nngp", "ntk"))
+    np.testing.assert_allclose(parts.nngp, whole.nngp, rtol=1e-12)
+    np.testing.assert_allclose(parts.ntk, whole.ntk, rtol=1e-12)
+    # With x2 = None the diagonal blocks pass through ReLU's arccos at cosine
+    # 1, where rounding errors grow to about 1e-10.
+    np.testing.assert_allclose(
+        batched(x1, None, "ntk"), kernel_fn(x1, None, "ntk"), rtol=1e-8
+    )
 
 
 @pytest.mark.parametrize("group", GROUPS)

@@ -246,6 +246,50 @@ def _group_conv(k, batch_ndim, module, blocks):
     return jnp.stack(rows, batch_ndim)
 
 
+@dataclasses.dataclass(frozen=True)
+class _ConvSpec:
+    """The static hyperparameters of a lifting or group conv, hashable for jit."""
+
+    group: str
+    kernel_size: int
+    padding: str
+    support: tuple[int, ...] | None
+    W_std: float
+    b_std: float | None
+
+    @classmethod
+    def of(cls, module) -> "_ConvSpec":
+        return cls(
+            module.group,
+            module.kernel_size,
+            module.padding,
+            getattr(module, "support", None),
+            module.W_std,
+            module.b_std,
+        )
+
+
+def _propagate_linear(
+    nngp, ntk, cov1, cov2, *, spec: _ConvSpec, blocks: str, lift: bool
+):
+    """Return `K' = W_std^2 A(K) + b_std^2` for nngp, cov1, cov2, and `T' = K' + W_std^2 A(T)`."""
+    transform = _lift if lift else _group_conv
+    nngp = _affine(transform(nngp, 2, spec, blocks), spec)
+    if ntk is not None:
+        ntk = nngp + spec.W_std**2 * transform(ntk, 2, spec, blocks)
+    cov1 = _affine(transform(cov1, 1, spec, blocks), spec)
+    cov2 = _affine(transform(cov2, 1, spec, blocks), spec)
+    return nngp, ntk, cov1, cov2
+
+
+# Jitted with the layer's hyperparameters as static arguments, so every twin
+# with the same layer and kernel shapes reuses one compiled function. The
+# full-block reference runs op by op: its |G|^2 unrolled blocks compile slowly.
+_propagate_linear_jit = jax.jit(
+    _propagate_linear, static_argnames=("spec", "blocks", "lift")
+)
+
+
 def _affine(k, module):
     if k is None:
         return None
@@ -282,7 +326,7 @@ def _unreverse(x, batch_ndim):
 
 def _linear_layer(module, blocks: str, lift: bool) -> NTLayer:
     """Twin of a lifting (`lift=True`) or group convolution as an NT triple."""
-    transform = _lift if lift else _group_conv
+    spec = _ConvSpec.of(module)
     name = type(module).__qualname__
 
     @stax.requires(**_GROUP_REQUIREMENTS)
@@ -306,11 +350,10 @@ def _linear_layer(module, blocks: str, lift: bool) -> NTLayer:
                 f"`kernel_size` (={module.kernel_size}), got side {side}."
             )
 
-        nngp = _affine(transform(nngp, 2, module, blocks), module)
-        if ntk is not None:
-            ntk = nngp + module.W_std**2 * transform(ntk, 2, module, blocks)
-        cov1 = _affine(transform(cov1, 1, module, blocks), module)
-        cov2 = _affine(transform(cov2, 1, module, blocks), module)
+        propagate = _propagate_linear_jit if blocks == "relative" else _propagate_linear
+        nngp, ntk, cov1, cov2 = propagate(
+            nngp, ntk, cov1, cov2, spec=spec, blocks=blocks, lift=lift
+        )
 
         # After a lifting conv the image shape is the output's spatial shape.
         spatial = nngp.shape[-1]
