@@ -3,10 +3,10 @@
 Both models are `lift/conv(8) -> relu -> gconv/conv(8) -> relu -> pool ->
 dense` with circular 3x3 filters (`zoo.c4_cnn` and `zoo.cnn`). Each twin's
 NNGP and NTK are jitted, called once to compile, and timed on later calls,
-side by side in one process. Peak memory is XLA's buffer-assignment
-estimate for the compiled call (arguments + outputs + temporaries), for the
-CNN twin, the C4 twin with its |G| = 4 relative blocks, and the C4 twin
-with all 16 blocks (`twins.planar.derive_full_blocks`).
+alternating between the two twins in one process. Peak memory is XLA's
+buffer-assignment estimate for the compiled call (arguments + outputs +
+temporaries), for the CNN twin, the C4 twin with its |G| = 4 relative
+blocks, and the C4 twin with all 16 blocks (`twins.planar.derive_full_blocks`).
 
 Run: `uv run python benchmarks/bench_planar.py [--n 8] [--size 16] [--repeats 5]`
 """
@@ -25,15 +25,20 @@ from twins import planar as twin_planar
 GET = ("nngp", "ntk")
 
 
-def best_time(fn, repeats: int) -> float:
-    """Return the fastest of `repeats` timed calls after one warm-up call."""
-    jax.block_until_ready(fn())
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
+def best_times(fns, repeats: int) -> list[float]:
+    """Return each function's fastest call, timing them in turn after a warm-up.
+
+    Alternating the calls spreads any slowdown of the machine over all of them.
+    """
+    for fn in fns:
         jax.block_until_ready(fn())
-        times.append(time.perf_counter() - start)
-    return min(times)
+    best = [float("inf")] * len(fns)
+    for _ in range(repeats):
+        for index, fn in enumerate(fns):
+            start = time.perf_counter()
+            jax.block_until_ready(fn())
+            best[index] = min(best[index], time.perf_counter() - start)
+    return best
 
 
 def peak_bytes(kernel_fn, x1, x2) -> int:
@@ -71,8 +76,10 @@ def main() -> None:
 
     cnn_jit = jax.jit(cnn_kernel_fn, static_argnames="get")
     c4_jit = jax.jit(c4_kernel_fn, static_argnames="get")
-    cnn_seconds = best_time(lambda: cnn_jit(x1, x2, get=GET), args.repeats)
-    c4_seconds = best_time(lambda: c4_jit(x1, x2, get=GET), args.repeats)
+    cnn_seconds, c4_seconds = best_times(
+        [lambda: cnn_jit(x1, x2, get=GET), lambda: c4_jit(x1, x2, get=GET)],
+        args.repeats,
+    )
 
     cnn_bytes = peak_bytes(cnn_kernel_fn, x1, x2)
     c4_bytes = peak_bytes(c4_kernel_fn, x1, x2)
@@ -87,7 +94,8 @@ def main() -> None:
     print(f"{'twin':<28}{'time (ms)':>12}{'peak memory (MiB)':>20}")
     print(f"{'plain CNN':<28}{cnn_seconds * 1e3:>12.1f}{cnn_bytes / mib:>20.1f}")
     print(
-        f"{'C4 GCNN, 4 relative blocks':<28}{c4_seconds * 1e3:>12.1f}{c4_bytes / mib:>20.1f}"
+        f"{'C4 GCNN, 4 relative blocks':<28}{c4_seconds * 1e3:>12.1f}"
+        f"{c4_bytes / mib:>20.1f}"
     )
     print(f"{'C4 GCNN, 16 full blocks':<28}{'-':>12}{full_bytes / mib:>20.1f}")
     print(f"time ratio C4 / CNN          : {c4_seconds / cnn_seconds:.2f}")

@@ -56,7 +56,7 @@ _GROUP_REQUIREMENTS = {
 
 @dataclasses.dataclass(frozen=True)
 class GroupLayout(Layout):
-    """Kernel of feature maps on `group`, stored as |G| relative or |G|^2 full blocks."""
+    """Kernel of feature maps on `group`, as |G| relative or |G|^2 full blocks."""
 
     group: str = "C4"
     blocks: str = "relative"
@@ -272,7 +272,10 @@ class _ConvSpec:
 def _propagate_linear(
     nngp, ntk, cov1, cov2, *, spec: _ConvSpec, blocks: str, lift: bool
 ):
-    """Return `K' = W_std^2 A(K) + b_std^2` for nngp, cov1, cov2, and `T' = K' + W_std^2 A(T)`."""
+    """Return `K' = W_std^2 A(K) + b_std^2` and `T' = K' + W_std^2 A(T)`.
+
+    `K` stands for nngp, cov1 and cov2, `T` for the NTK.
+    """
     transform = _lift if lift else _group_conv
     nngp = _affine(transform(nngp, 2, spec, blocks), spec)
     if ntk is not None:
