@@ -312,7 +312,7 @@ def test_relative_blocks_expand_to_full(group, padding):
 
 def test_relative_blocks_same_input():
     # x2 = None: neural-tangents passes no cov2, and nngp is K(x1, x1).
-    model = _twin_model("D4")
+    model = _twin_model("C4")
     x1 = _normal(14, (2, 3, 5, 5), jnp.float64)
     kernel_fn = twins.derive(model).kernel_fn
     alone = kernel_fn(x1, None, ("nngp", "ntk"))

@@ -385,8 +385,10 @@ def _pointwise_layer(layer: NTLayer, layout: GroupLayout) -> NTLayer:
     diagonal = np.arange(order)
 
     def call(k, nngp, ntk, var1, var2):
-        # var1 (M1, ...) and var2 (M2, ...) hold the variances behind each row
-        # and column of nngp (M1, M2, ...), which is all an NT layer reads.
+        # var1 (M1, ...) and var2 (M2, ...) contain the variances behind each
+        # row and column of nngp (M1, M2, ...). NOTE: this relies on the
+        # elementwise layers of neural-tangents 0.6.5 reading cov1 and cov2
+        # only through their diagonals (`get_diagonal_outer_prods`).
         side = nngp.shape[-1]
         channels = k.shape1[1]
         sub = k.replace(
