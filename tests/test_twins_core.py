@@ -170,3 +170,14 @@ def test_leading_activation_still_checks_shape():
     model = zoo.Sequential([zoo.Relu(), zoo.Dense(4, 2, key=jax.random.PRNGKey(0))])
     with pytest.raises(ValueError, match="takes batches of shape"):
         twins.derive(model).kernel_fn(jnp.ones((2, 5)), None, "ntk")
+
+
+def test_group_conv_first_rejected():
+    model = zoo.Sequential(
+        [
+            zoo.GroupConv2d(2, 4, 3, group="C4", key=jax.random.PRNGKey(0)),
+            zoo.GroupPool(),
+        ]
+    )
+    with pytest.raises(TypeError, match="LiftingConv2d before it"):
+        twins.derive(model)
