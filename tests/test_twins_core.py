@@ -145,7 +145,7 @@ def test_residual_sum_of_two_nonlinear_branches_rejected():
         (np.ones((2, 1, 5, 5)), "takes batches of shape"),
     ],
 )
-def test_kernel_fn_rejects_bad_inputs(bad, message):
+def test_kernel_fn_rejects_bad_x1(bad, message):
     twin = twins.derive(_small_cnn())
     with pytest.raises(ValueError, match=message):
         twin.kernel_fn(bad, None, "ntk")
@@ -181,3 +181,23 @@ def test_group_conv_first_rejected():
     )
     with pytest.raises(TypeError, match="LiftingConv2d before it"):
         twins.derive(model)
+
+
+def test_kernel_fn_rejects_mismatched_x2():
+    twin = twins.derive(_small_cnn())
+    x1 = _images(2)
+    x2 = jax.random.normal(jax.random.PRNGKey(1), (2, 3, 4, 4), jnp.float64)
+    with pytest.raises(ValueError, match="examples have shape"):
+        twin.kernel_fn(x1, x2, "ntk")
+
+
+def test_kernel_fn_rejects_unknown_get():
+    twin = twins.derive(_small_cnn())
+    with pytest.raises(ValueError, match="unknown kernel fields"):
+        twin.kernel_fn(_images(2), None, ("ntk", "foo"))
+
+
+def test_vector_shape_error_omits_image_hint():
+    twin = twins.derive(zoo.mlp(4, [8], 2, key=jax.random.PRNGKey(0)))
+    with pytest.raises(ValueError, match=r"takes batches of shape \(N, 4\)\.$"):
+        twin.kernel_fn(jnp.ones((2, 5)), None, "ntk")

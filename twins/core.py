@@ -172,10 +172,10 @@ def _check_input(name: str, x: Any, spec: InputSpec | None) -> None:
         return
     shape = tuple(np.shape(x))
     if spec is not None and (len(shape) != spec.rank + 1 or shape[1] != spec.channels):
+        hint = "; images are channels first." if spec.rank > 1 else "."
         raise ValueError(
             f"`{name}` has shape {shape}, but the model's first layer "
-            f"({spec.layer_name}) takes batches of shape {spec.describe()}; "
-            "images are channels first."
+            f"({spec.layer_name}) takes batches of shape {spec.describe()}{hint}"
         )
     if isinstance(x, jax.core.Tracer):
         return
@@ -206,7 +206,33 @@ class Twin:
     def kernel_fn(self, x1, x2=None, get=None, **kwargs):
         _check_input("x1", x1, self.inputs)
         _check_input("x2", x2, self.inputs)
+        _check_same_example_shape(x1, x2)
+        _check_get(get)
         return self.stax_layer[2](x1, x2, get, **kwargs)
+
+
+KERNEL_FIELDS = tuple(field.name for field in dataclasses.fields(nt.Kernel))
+
+
+def _check_get(get) -> None:
+    names = (get,) if isinstance(get, str) else (get or ())
+    unknown = [name for name in names if name not in KERNEL_FIELDS]
+    if unknown:
+        raise ValueError(
+            f"`get` (={get!r}) names unknown kernel fields {unknown}; use "
+            "'nngp', 'ntk', a tuple of them, or None for the whole nt.Kernel."
+        )
+
+
+def _check_same_example_shape(x1, x2) -> None:
+    if x2 is None or isinstance(x1, nt.Kernel) or isinstance(x2, nt.Kernel):
+        return
+    shape1, shape2 = tuple(np.shape(x1))[1:], tuple(np.shape(x2))[1:]
+    if shape1 != shape2:
+        raise ValueError(
+            f"`x1` examples have shape {shape1} but `x2` examples have shape "
+            f"{shape2}; a twin compares examples of one shape, so resize them."
+        )
 
 
 def derive(model: eqx.Module) -> Twin:
