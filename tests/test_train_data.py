@@ -166,3 +166,25 @@ def test_nan_in_data_named(tmp_path):
     spec = DataSpec(name="pathmnist", data_path=str(path), n_train=40, n_test=9)
     with pytest.raises(UsageError, match="1 NaN"):
         load_dataset(spec)
+
+
+@pytest.mark.parametrize(
+    "labels, named",
+    [
+        (np.arange(39) % 9, "39 labels for 40 images"),
+        (np.arange(40) % 9 - 1, "negative label -1"),
+        ((np.arange(40) % 9) + 0.5, "must be integers"),
+    ],
+)
+def test_pathmnist_bad_labels_named(tmp_path, labels, named):
+    path = tmp_path / "pathmnist.npz"
+    _write_pathmnist(path)
+    arrays = dict(np.load(path))
+    arrays["train_labels"] = labels
+    np.savez(path, **arrays)
+    spec = DataSpec(name="pathmnist", data_path=str(path), n_train=18, n_test=9)
+
+    with pytest.raises(UsageError, match=named) as error:
+        load_dataset(spec)
+    assert str(path) in str(error.value)
+    assert "`train_labels`" in str(error.value)

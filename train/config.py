@@ -3,7 +3,7 @@
 import dataclasses
 import math
 
-from train.data import DATASETS, DataSpec
+from train.data import DATASETS, DataSpec, check_spec
 from train.ensemble import OPTIMIZERS
 from train.errors import UsageError
 from train.models import ACTIVATIONS, MODELS
@@ -153,3 +153,4 @@ def validate(config: TrainConfig) -> None:
             f"`log_every` (={config.log_every}), so that a resumed run logs the "
             "same steps."
         )
+    check_spec(config.data_spec())

@@ -25,6 +25,7 @@ import importlib.util
 import json
 import logging
 import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +36,8 @@ logger = logging.getLogger(__name__)
 
 DATASETS = ("mnist5k", "mnist", "fashion_mnist", "cifar10", "nct_crc", "pathmnist")
 TFDS_DATASETS = ("mnist", "fashion_mnist", "cifar10")
+# Data sets that read `data_path`: a tensorflow-datasets folder or a local file.
+PATH_DATASETS = (*TFDS_DATASETS, "nct_crc", "pathmnist")
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg")
 
 # Bump when the preparation changes, so that stale cache files are not reused.
@@ -136,6 +139,11 @@ def check_spec(spec: DataSpec) -> None:
     if spec.name in ("nct_crc", "pathmnist") and spec.data_path is None:
         kind = "folder" if spec.name == "nct_crc" else ".npz file"
         raise UsageError(f"Data set {spec.name!r} needs `--data-path` to its {kind}.")
+    if spec.data_path is not None and spec.name not in PATH_DATASETS:
+        raise UsageError(
+            f"Data set {spec.name!r} reads no `--data-path` (={spec.data_path}); the "
+            f"option applies only to {', '.join(PATH_DATASETS)}, so drop it."
+        )
 
 
 def balanced_subset(labels: np.ndarray, count: int, num_classes: int, seed: int):
@@ -395,22 +403,24 @@ def read_image_folder(root: Path, seed: int):
     )
 
 
+PATHMNIST_KEYS = ("train_images", "train_labels", "test_images", "test_labels")
+
+
 def read_pathmnist(path: Path):
     """Read a PathMNIST `.npz` (medmnist keys `train_images`, `train_labels`, ...)."""
+    if path.is_dir():
+        raise UsageError(
+            f"PathMNIST path {path} is a directory; pass the pathmnist.npz file itself."
+        )
     if not path.is_file():
         raise DataUnavailableError(
             f"PathMNIST file {path} not found; download pathmnist.npz from "
             "zenodo.org/records/10519652 and pass its path."
         )
-    with np.load(path) as archive:
-        missing = [
-            key
-            for key in ("train_images", "train_labels", "test_images", "test_labels")
-            if key not in archive
-        ]
-        if missing:
-            raise UsageError(f"PathMNIST file {path} lacks the arrays {missing}.")
-        arrays = {key: archive[key] for key in archive.files}
+    arrays = _read_npz_arrays(path)
+    missing = [key for key in PATHMNIST_KEYS if key not in arrays]
+    if missing:
+        raise UsageError(f"PathMNIST file {path} lacks the arrays {missing}.")
 
     def images(key):
         values = arrays[key].astype(np.float64)
@@ -423,15 +433,55 @@ def read_pathmnist(path: Path):
             )
         return values.transpose(0, 3, 1, 2)
 
-    def labels(key):
-        return arrays[key].reshape(-1).astype(np.int32)
-
+    train_images = images("train_images")
+    test_images = images("test_images")
     return (
-        images("train_images"),
-        labels("train_labels"),
-        images("test_images"),
-        labels("test_labels"),
+        train_images,
+        _pathmnist_labels(arrays, "train_labels", len(train_images), path),
+        test_images,
+        _pathmnist_labels(arrays, "test_labels", len(test_images), path),
     )
+
+
+def _read_npz_arrays(path: Path) -> dict[str, np.ndarray]:
+    """Read every array of a `.npz` file, raising a UsageError if it is not one."""
+    invalid = UsageError(
+        f"PathMNIST file {path} is not a valid PathMNIST .npz archive; "
+        "download pathmnist.npz again from zenodo.org/records/10519652."
+    )
+    # np.load raises ValueError for files that are neither .npy nor .npz,
+    # and zipfile.BadZipFile (or EOFError, OSError) for a truncated archive.
+    try:
+        archive = np.load(path)
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
+        raise invalid from error
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise invalid
+    with archive:
+        try:
+            return {key: archive[key] for key in archive.files}
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
+            raise invalid from error
+
+
+def _pathmnist_labels(arrays: dict, key: str, count: int, path: Path) -> np.ndarray:
+    """Return the labels under `key` as int32, checked against the image count."""
+    values = arrays[key].reshape(-1)
+    if len(values) != count:
+        raise UsageError(
+            f"`{key}` in {path} has {len(values)} labels for {count} images; "
+            "pass a file whose label and image arrays match."
+        )
+    if not np.issubdtype(values.dtype, np.integer):
+        raise UsageError(
+            f"`{key}` in {path} has dtype {values.dtype}; class labels must be integers."
+        )
+    if len(values) and values.min() < 0:
+        raise UsageError(
+            f"`{key}` in {path} contains the negative label {values.min()}; "
+            "class labels must be >= 0."
+        )
+    return values.astype(np.int32)
 
 
 # ---------------------------------------------------------------------------
