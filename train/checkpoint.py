@@ -14,6 +14,8 @@ from pathlib import Path
 import equinox as eqx
 from jaxtyping import PyTree
 
+from train.errors import UsageError
+
 logger = logging.getLogger(__name__)
 
 KEEP = 2
@@ -40,13 +42,30 @@ def load_checkpoint(folder: Path, template: PyTree) -> tuple[int, PyTree, dict] 
     """Return (step, state, meta) of the latest checkpoint, or None if there is none.
 
     `template` is a state of the same structure, e.g. a freshly initialised one.
+    Raises a UsageError that suggests `--restart` when the checkpoint is unreadable.
     """
     latest = folder / "latest.json"
     if not latest.exists():
         return None
-    meta = json.loads(latest.read_text())
-    state = eqx.tree_deserialise_leaves(folder / meta["file"], template)
-    return int(meta["step"]), state, meta
+    try:
+        meta = json.loads(latest.read_text())
+        path = folder / meta["file"]
+        step = int(meta["step"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise UsageError(
+            f"Checkpoint record {latest} is unreadable ({error}); pass `--restart` "
+            "to discard the checkpoints and start over."
+        ) from error
+    # equinox wraps a failure to read any leaf, e.g. of a truncated file, in
+    # TreePathError, a RuntimeError. OSError covers a missing or unreadable file.
+    try:
+        state = eqx.tree_deserialise_leaves(path, template)
+    except (RuntimeError, OSError) as error:
+        raise UsageError(
+            f"Checkpoint file {path} is unreadable ({type(error).__name__}); pass "
+            "`--restart` to discard the checkpoints and start over."
+        ) from error
+    return step, state, meta
 
 
 def _write_json(path: Path, values: dict) -> None:

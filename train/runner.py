@@ -64,6 +64,11 @@ def logged_steps(config: TrainConfig) -> list[int]:
     return steps
 
 
+# Fields that change only where metrics are sent, not the run's results, so a
+# rerun may change them without `--restart`.
+LOGGING_FIELDS = ("wandb_mode", "wandb_project")
+
+
 def prepare_run_folder(run_dir: Path, config: TrainConfig, restart: bool) -> None:
     """Create the run folder, or check that an existing one has the same config."""
     config_path = run_dir / "config.json"
@@ -77,7 +82,11 @@ def prepare_run_folder(run_dir: Path, config: TrainConfig, restart: bool) -> Non
     if config_path.exists():
         stored = json.loads(config_path.read_text())
         current = config.to_json()
-        changed = sorted(k for k in current if stored.get(k) != current[k])
+        changed = sorted(
+            k
+            for k in current
+            if k not in LOGGING_FIELDS and stored.get(k) != current[k]
+        )
         if changed:
             details = ", ".join(
                 f"{k}: {stored.get(k)!r} -> {current[k]!r}" for k in changed
