@@ -182,3 +182,112 @@ def test_main_job_prints_table(tmp_path):
     for model in ("c4_cnn", "cnn"):
         for test_set in ("upright", "rotated"):
             assert f"{model:<8} {test_set:<8}" in result.stdout
+
+
+@pytest.mark.parametrize("width", ["0", "-3"])
+def test_train_rejects_nonpositive_width(tmp_path, capsys, width):
+    code = main([*TINY, "--out", str(tmp_path), "--widths", width])
+
+    assert code == 2
+    assert f"`--widths` contains {width}" in _error_line(capsys)
+
+
+KERNEL = ["kernel", "--n-train", "8", "--n-test", "8", "--no-progress"]
+
+
+def test_kernel_rejects_nonpositive_width(tmp_path, capsys):
+    output = tmp_path / "x.npz"
+    code = main([*KERNEL, "--model", "mlp", "--widths", "0", "--output", str(output)])
+
+    assert code == 2
+    assert "`--widths` contains 0" in _error_line(capsys)
+
+
+def test_kernel_rejects_unknown_model(tmp_path, capsys):
+    output = tmp_path / "x.npz"
+    code = main([*KERNEL, "--model", "resnet", "--output", str(output)])
+
+    assert code == 2
+    assert "'resnet'" in _error_line(capsys)
+
+
+def test_corrupt_pathmnist_named(tmp_path, capsys):
+    path = tmp_path / "x.npz"
+    path.write_text("not an archive\n")
+    args = ["--dataset", "pathmnist", "--data-path", str(path), "--out", str(tmp_path)]
+    code = main([*TINY, *args])
+
+    assert code == 2
+    line = _error_line(capsys)
+    assert str(path) in line
+    assert "not a valid PathMNIST .npz" in line
+    assert "allow_pickle" not in line
+
+
+def test_pathmnist_directory_named(tmp_path, capsys):
+    args = ["--dataset", "pathmnist", "--data-path", str(tmp_path)]
+    code = main([*TINY, *args, "--out", str(tmp_path / "runs")])
+
+    assert code == 2
+    line = _error_line(capsys)
+    assert "is a directory" in line
+    assert "not found" not in line
+
+
+def test_data_path_rejected_for_mnist5k(tmp_path, capsys):
+    args = ["--dataset", "mnist5k", "--data-path", str(tmp_path)]
+    code = main([*TINY, *args, "--out", str(tmp_path / "runs")])
+
+    assert code == 2
+    line = _error_line(capsys)
+    assert "'mnist5k'" in line
+    assert "nct_crc, pathmnist" in line
+
+
+def test_unreadable_checkpoint_suggests_restart(tmp_path, capsys):
+    out = tmp_path / "runs"
+    args = [*TINY, "--steps", "10", "--log-every", "5", "--checkpoint-every", "5"]
+    assert main([*args, "--out", str(out)]) == 0
+    run_dir = out / "tiny" / "mlp"
+    (run_dir / "final.json").unlink()
+    checkpoint = max((run_dir / "checkpoints").glob("step-*.eqx"))
+    checkpoint.write_bytes(checkpoint.read_bytes()[:10])
+    capsys.readouterr()
+
+    code = main([*args, "--out", str(out)])
+
+    assert code == 2
+    line = _error_line(capsys)
+    assert str(checkpoint) in line
+    assert "--restart" in line
+
+
+def test_wandb_mode_change_reuses_run(tmp_path, capsys):
+    out = tmp_path / "runs"
+    args = [*TINY, "--steps", "5", "--log-every", "5", "--checkpoint-every", "5"]
+    assert main([*args, "--out", str(out)]) == 0
+
+    code = main([*args, "--out", str(out), "--wandb-mode", "offline"])
+
+    assert code == 0
+    assert "different config" not in capsys.readouterr().err
+
+
+def test_kernel_output_gets_npz_suffix(tmp_path, caplog):
+    output = tmp_path / "xk"
+    args = [*KERNEL, "--model", "mlp", "--widths", "8", "--image-size", "0"]
+    with caplog.at_level("INFO", logger="train.cli"):
+        code = main([*args, "--output", str(output)])
+
+    assert code == 0
+    assert (tmp_path / "xk.npz").is_file()
+    assert f"Wrote {output}.npz" in caplog.text
+
+
+def test_kernel_output_directory_rejected(tmp_path, capsys):
+    code = main([*KERNEL, "--model", "mlp", "--output", str(tmp_path)])
+
+    assert code == 2
+    line = _error_line(capsys)
+    assert str(tmp_path) in line
+    assert "is a directory" in line

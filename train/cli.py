@@ -152,11 +152,24 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def check_widths(widths: list[int] | None) -> None:
+    """Raise a UsageError for a `--widths` value that is not a positive integer.
+
+    Runs before presets scale group widths down, so 0 never becomes width 1.
+    """
+    for width in widths or ():
+        if width <= 0:
+            raise UsageError(
+                f"`--widths` contains {width}; pass positive integers, e.g. `--widths 32 32`."
+            )
+
+
 def experiment_configs(args: argparse.Namespace):
     """Return (experiment name, [TrainConfig per model]) from the preset and options."""
     from train.models import available_models
     from train.presets import get_preset, model_config
 
+    check_widths(args.widths)
     preset = get_preset(args.preset)
     overrides = {}
     for name in OVERRIDES:
@@ -233,8 +246,15 @@ def command_kernel(args: argparse.Namespace) -> None:
 
     import twins
     from train.data import DataSpec, load_dataset
-    from train.models import build_model, check_model_input, model_inputs
+    from train.models import MODELS, build_model, check_model_input, model_inputs
     from train.predictor import compute_kernel
+
+    if args.model not in MODELS:
+        raise UsageError(
+            f"Unknown model {args.model!r}; choose one of {', '.join(MODELS)}."
+        )
+    check_widths(args.widths)
+    output = kernel_output_path(args.output)
 
     spec = DataSpec()
     fields = {
@@ -243,6 +263,8 @@ def command_kernel(args: argparse.Namespace) -> None:
     spec = dataclasses.replace(
         spec, **{k: v for k, v in fields.items() if v is not None}
     )
+    if args.image_size == 0:
+        spec = dataclasses.replace(spec, image_size=None)
     if args.dataset is not None:
         spec = dataclasses.replace(spec, name=args.dataset)
     batch_size = args.kernel_batch_size or 32
@@ -294,10 +316,25 @@ def command_kernel(args: argparse.Namespace) -> None:
     }
     arrays["meta"] = np.asarray(json.dumps(meta))
 
-    output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
     np.savez(output, **arrays)
     logger.info("Wrote %s with %s", output, ", ".join(sorted(arrays)))
+
+
+def kernel_output_path(output: str) -> Path:
+    """Return the file `np.savez` writes for `--output`: `.npz` appended when missing."""
+    path = Path(output)
+    if path.is_dir():
+        raise UsageError(
+            f"`--output` {path} is a directory; pass a file path such as {path / 'kernel.npz'}."
+        )
+    if path.suffix != ".npz":
+        path = path.with_name(path.name + ".npz")
+        if path.is_dir():
+            raise UsageError(
+                f"`--output` would write {path}, which is a directory; pass another file path."
+            )
+    return path
 
 
 def command_report(args: argparse.Namespace) -> None:
