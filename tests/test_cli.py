@@ -291,3 +291,14 @@ def test_kernel_output_directory_rejected(tmp_path, capsys):
     line = _error_line(capsys)
     assert str(tmp_path) in line
     assert "is a directory" in line
+
+
+def test_train_help_lists_presets(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    printed = " ".join(capsys.readouterr().out.split())
+
+    assert "tiny, " in printed or ", tiny" in printed
+    assert "(default: main)" in printed
+    assert "learning rate per optimizer step" in printed
+    assert "0 keeps the original size" in printed

@@ -30,15 +30,26 @@ OVERRIDES = (
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from train.presets import PRESETS
+
     parser = argparse.ArgumentParser(
         prog="twinzoo",
         description="Train finite ensembles of zoo models next to their infinite-width twins.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    train = commands.add_parser("train", help="train ensembles and twins, log to W&B")
+    train = commands.add_parser(
+        "train",
+        help="train ensembles and twins, log to W&B",
+        description="Train ensembles and twins. Options left out take the "
+        "preset's value.",
+        epilog=_describe_presets(PRESETS),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     train.add_argument(
-        "--preset", default="main", help="named experiment (default: main)"
+        "--preset",
+        default="main",
+        help=f"named experiment: {', '.join(PRESETS)} (default: %(default)s)",
     )
     train.add_argument(
         "--model", nargs="+", help="models to train: mlp, cnn, c4_cnn, d4_cnn"
@@ -50,7 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--ensemble-size", type=int, help="number of members M")
     train.add_argument("--steps", type=int, help="training steps")
     train.add_argument(
-        "--learning-rate", type=float, help="learning rate; t = lr x steps"
+        "--learning-rate",
+        type=float,
+        help="learning rate per optimizer step; the twin's time is t = learning rate x steps",
     )
     train.add_argument("--optimizer", help="sgd (gradient descent), momentum or adam")
     train.add_argument(
@@ -75,30 +88,73 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--diag-reg", type=float, help="diagonal regulariser of the kernel solve"
     )
-    train.add_argument("--wandb-mode", help="offline (default), online or disabled")
+    train.add_argument(
+        "--wandb-mode",
+        help="offline (default), online or disabled; not part of the run's config",
+    )
     train.add_argument("--wandb-project", help="W&B project name")
-    train.add_argument("--out", default=DEFAULT_OUT, help="folder for run folders")
+    train.add_argument(
+        "--out",
+        default=DEFAULT_OUT,
+        help="folder for run folders (default: %(default)s)",
+    )
     train.add_argument(
         "--restart", action="store_true", help="discard checkpoints and start over"
     )
     _add_common_options(train)
 
     kernel = commands.add_parser(
-        "kernel", help="compute a model's twin kernel on a data set"
+        "kernel",
+        help="compute a model's twin kernel on a data set",
+        description="Compute a model's twin kernel. Defaults: widths 64 64, "
+        "activation relu, data set mnist5k, 256 training and 256 test points, "
+        "8 x 8 images, kernel blocks of 32.",
     )
-    kernel.add_argument("--model", default="cnn", help="mlp, cnn, c4_cnn or d4_cnn")
+    kernel.add_argument(
+        "--model",
+        default="cnn",
+        help="mlp, cnn, c4_cnn or d4_cnn (default: %(default)s)",
+    )
     _add_model_options(kernel)
     kernel.add_argument(
-        "--get", default="ntk", choices=("ntk", "nngp"), help="which kernel"
+        "--get",
+        default="ntk",
+        choices=("ntk", "nngp"),
+        help="which kernel (default: %(default)s)",
     )
     kernel.add_argument(
-        "--output", required=True, help="path of the .npz file to write"
+        "--output",
+        required=True,
+        help="path of the .npz file to write; .npz is appended when missing",
     )
     _add_common_options(kernel)
 
     report = commands.add_parser("report", help="draw figures of a finished run")
     report.add_argument("run_dir", help="a model's run folder or an experiment folder")
     return parser
+
+
+def _describe_presets(presets: dict) -> str:
+    """Return the `train --help` epilog: each preset's models and main values."""
+    from train.presets import GROUP_WIDTH_DIVISOR
+
+    lines = ["presets:"]
+    for name, preset in presets.items():
+        config = preset.config
+        lines.append(f"  {name}: {preset.description}")
+        widths = " ".join(map(str, config.widths))
+        lines.append(
+            f"    models {' '.join(preset.models)}, widths {widths}, "
+            f"{config.activation}, {config.ensemble_size} members,"
+        )
+        lines.append(
+            f"    {config.steps} steps at learning rate {config.learning_rate:g}, "
+            f"{config.n_train} {config.dataset} training points"
+        )
+    divisors = ", ".join(f"{m} 1/{d}" for m, d in GROUP_WIDTH_DIVISOR.items())
+    lines.append(f"Group models get a fraction of the preset's widths ({divisors})")
+    lines.append("unless `--widths` is given.")
+    return "\n".join(lines)
 
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -111,7 +167,9 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-train", type=int, help="number of training points")
     parser.add_argument("--n-test", type=int, help="number of test points")
     parser.add_argument(
-        "--image-size", type=int, help="side in pixels after down-scaling"
+        "--image-size",
+        type=int,
+        help="side in pixels after down-scaling; 0 keeps the original size",
     )
     parser.add_argument(
         "--kernel-batch-size", type=int, help="block size of kernel computation"
@@ -120,7 +178,9 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
 
 def _add_common_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--cache-dir", default=DEFAULT_CACHE, help="cache of prepared data"
+        "--cache-dir",
+        default=DEFAULT_CACHE,
+        help="cache of prepared data (default: %(default)s)",
     )
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
