@@ -20,6 +20,11 @@ logger = logging.getLogger("train.cli")
 DEFAULT_OUT = "runs"
 DEFAULT_CACHE = ".cache/twinzoo"
 
+# Model options of `kernel` when left out; data options default to DataSpec.
+KERNEL_WIDTHS = (64, 64)
+KERNEL_ACTIVATION = "relu"
+KERNEL_BATCH_SIZE = 32
+
 # Options of `train` that override fields of the preset's TrainConfig.
 OVERRIDES = (
     "widths", "activation", "ensemble_size", "steps", "learning_rate", "optimizer", "momentum",
@@ -30,8 +35,10 @@ OVERRIDES = (
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from train.data import DataSpec
     from train.presets import PRESETS
 
+    data = DataSpec()
     parser = argparse.ArgumentParser(
         prog="twinzoo",
         description="Train finite ensembles of zoo models next to their infinite-width twins.",
@@ -106,9 +113,11 @@ def build_parser() -> argparse.ArgumentParser:
     kernel = commands.add_parser(
         "kernel",
         help="compute a model's twin kernel on a data set",
-        description="Compute a model's twin kernel. Defaults: widths 64 64, "
-        "activation relu, data set mnist5k, 256 training and 256 test points, "
-        "8 x 8 images, kernel blocks of 32.",
+        description="Compute a model's twin kernel. Defaults: widths "
+        f"{' '.join(map(str, KERNEL_WIDTHS))}, activation {KERNEL_ACTIVATION}, "
+        f"data set {data.name}, {data.n_train} training and {data.n_test} test "
+        f"points, {data.image_size} x {data.image_size} images, kernel blocks of "
+        f"{KERNEL_BATCH_SIZE}.",
     )
     kernel.add_argument(
         "--model",
@@ -327,19 +336,19 @@ def command_kernel(args: argparse.Namespace) -> None:
         spec = dataclasses.replace(spec, image_size=None)
     if args.dataset is not None:
         spec = dataclasses.replace(spec, name=args.dataset)
-    batch_size = args.kernel_batch_size or 32
+    batch_size = args.kernel_batch_size or KERNEL_BATCH_SIZE
     if batch_size <= 0:
         raise UsageError(f"`--kernel-batch-size` (={batch_size}) must be positive.")
 
     dataset = load_dataset(spec, Path(args.cache_dir))
     check_model_input(args.model, dataset.example_shape)
-    widths = tuple(args.widths or (64, 64))
+    widths = tuple(args.widths or KERNEL_WIDTHS)
     model = build_model(
         args.model,
         dataset.example_shape,
         widths,
         dataset.num_classes,
-        activation=args.activation or "relu",
+        activation=args.activation or KERNEL_ACTIVATION,
         key=jax.random.PRNGKey(0),
     )
     kernel_fn = twins.derive(model).kernel_fn
