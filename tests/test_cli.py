@@ -205,7 +205,9 @@ def test_kernel_rejects_nonpositive_width(tmp_path, capsys):
 
 def test_kernel_rejects_unknown_model(tmp_path, capsys):
     output = tmp_path / "x.npz"
-    code = main([*KERNEL, "--model", "resnet", "--output", str(output)])
+    # The data file is missing too, and the model must be checked first.
+    data = ["--dataset", "pathmnist", "--data-path", str(tmp_path / "no.npz")]
+    code = main([*KERNEL, *data, "--model", "resnet", "--output", str(output)])
 
     assert code == 2
     assert "'resnet'" in _error_line(capsys)
