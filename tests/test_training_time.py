@@ -90,7 +90,7 @@ def test_linearized_gd_matches_predictor(steps):
 
 
 def test_summed_loss_runs_faster_than_predictor():
-    """A loss without the 1 / y.size factor breaks t = lr * steps, and the test sees it."""
+    """A loss without the 1 / y.size factor breaks t = lr * steps, and the test detects it."""
     apply, params, x_train, x_test, y_train = _setup()
     predict, k_train = _predictor(apply, params, x_train, x_test, y_train)
     lr = _step_size(k_train) / y_size()

@@ -2,7 +2,7 @@
 
 neural-tangents 0.6.5 imports its TensorFlow bridge `neural_tangents.experimental`
 eagerly. twinzoo never uses that bridge, and the lock file keeps TensorFlow out
-of the environment, so an empty module stands in for it before the import.
+of the environment, so an empty module replaces it before the import.
 Twin kernels and kernel solves run in float64, so x64 is switched on here.
 """
 

@@ -28,7 +28,7 @@ NTLayer = tuple[Callable, Callable, Callable]
 
 @dataclasses.dataclass(frozen=True)
 class Layout:
-    """How the twin stores the kernel of the features at one point of a model.
+    """Storage scheme of the twin's kernel for the features at one point of a model.
 
     The base layout is neural-tangents' own: `nngp` has shape
     `(N1, N2, *spatial pairs)`, pairs interleaved as `(H, H', W, W')`.

@@ -1,4 +1,4 @@
-"""Equinox layers and models in the NTK parameterization; knows nothing of twins."""
+"""Equinox layers and models in the NTK parameterization, free of twin code."""
 
 from zoo.containers import Parallel, Residual, Sequential
 from zoo.models import cnn, mlp
