@@ -10,10 +10,10 @@ Run: `uv run python benchmarks/bench_cnn_twin.py [--n 16] [--size 12] [--repeats
 
 import argparse
 import platform
-import time
 
 import jax
 import jax.numpy as jnp
+from timing import best_times
 
 import twins
 import zoo
@@ -37,22 +37,6 @@ def hand_built_cnn(widths, out_features, W_std, b_std):
         stax.Dense(out_features, W_std=W_std, b_std=b_std, channel_axis=1),
     ]
     return stax.serial(*layers)[2]
-
-
-def best_times(fns, repeats: int) -> list[float]:
-    """Return each function's fastest call, alternating calls to share any load.
-
-    Every function is called once first, so compilation is not timed.
-    """
-    for fn in fns:
-        jax.block_until_ready(fn())
-    best = [float("inf")] * len(fns)
-    for _ in range(repeats):
-        for index, fn in enumerate(fns):
-            start = time.perf_counter()
-            jax.block_until_ready(fn())
-            best[index] = min(best[index], time.perf_counter() - start)
-    return best
 
 
 def main() -> None:

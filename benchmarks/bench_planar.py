@@ -13,32 +13,16 @@ Run: `uv run python benchmarks/bench_planar.py [--n 8] [--size 16] [--repeats 5]
 
 import argparse
 import platform
-import time
 
 import jax
 import jax.numpy as jnp
+from timing import best_times
 
 import twins
 import zoo
 from twins import planar as twin_planar
 
 GET = ("nngp", "ntk")
-
-
-def best_times(fns, repeats: int) -> list[float]:
-    """Return each function's fastest call, timing them in turn after a warm-up.
-
-    Alternating the calls spreads any slowdown of the machine over all of them.
-    """
-    for fn in fns:
-        jax.block_until_ready(fn())
-    best = [float("inf")] * len(fns)
-    for _ in range(repeats):
-        for index, fn in enumerate(fns):
-            start = time.perf_counter()
-            jax.block_until_ready(fn())
-            best[index] = min(best[index], time.perf_counter() - start)
-    return best
 
 
 def peak_bytes(kernel_fn, x1, x2) -> int:

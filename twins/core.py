@@ -8,7 +8,7 @@ NTK through that module. The translator composes the triples with
 Rules also carry a `Layout`: how the kernel of the features at that point is
 stored. Plain features use neural-tangents' own layout. Group feature maps
 use layouts that later rule files define (see `twins.planar`), and a
-pointwise nonlinearity asks the current layout to adapt its layer.
+pointwise nonlinearity calls the current layout to adapt its layer.
 """
 
 import dataclasses
